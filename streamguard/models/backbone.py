@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import timm
 from torch import Tensor, nn
 
 from streamguard.models.config import DetectorConfig
+from streamguard.models.layers import DetectorModel
 from streamguard.models.weights import WeightsError, load_state_dict_strict, read_state_dict
 
 # timm feature indices of EfficientNet stages 3 and 5 (strides 8, 16) and of the last stage (stride 32).
@@ -71,3 +73,17 @@ def _lite0_key(key: str, stage_of: list[tuple[int, int]]) -> str:
         }
     stage, i = stage_of[index]
     return f"blocks.{stage}.{i}.{names[layer]}.{param}"
+
+
+class BackboneClassifier(DetectorModel):
+    """A detector config's bare backbone with a pooled linear logit: the baseline that benchmarks compare against."""
+
+    def __init__(self, config: DetectorConfig) -> None:
+        config = dataclasses.replace(config, name=config.backbone, weights=None, backbone_weights=None)
+        super().__init__(config)
+        self.backbone = create_backbone(config, out_indices=(F1_F2_F3[-1],))
+        self.head = nn.Linear(feature_channels(self.backbone)[-1], 1)
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        (features,) = self.backbone(x)
+        return self.outputs(self.head(features.mean((2, 3))).squeeze(1))
