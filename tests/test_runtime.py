@@ -69,14 +69,14 @@ def test_manifest_errors_are_clear(tmp_path) -> None:
         load_engine(tmp_path / "bad.json")
     manifest = Manifest("d", "mlvp", "onnxruntime", "gone.onnx", 224, (0.5,) * 3, (0.5,) * 3, 0.5, ("prob",), 18, None, None)
     manifest.write(tmp_path / "d.json")
-    with pytest.raises(ManifestError, match="gone.onnx not found"):
+    with pytest.raises(ManifestError, match=r"gone\.onnx not found"):
         load_engine(tmp_path / "d.json")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only behaviour")
 @pytest.mark.parametrize("backend", ["compiled", "tensorrt"])
 def test_gpu_backends_say_why_they_cannot_run_on_cpu(backend: str) -> None:
-    with pytest.raises(BackendUnavailable, match="CUDA|TensorRT"):
+    with pytest.raises(BackendUnavailable, match=r"CUDA|TensorRT"):
         create_engine(build_detector("deepfidelity_s"), backend)
 
 
