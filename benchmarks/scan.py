@@ -19,8 +19,8 @@ import torch
 from streamguard.kernels.scan import multi_order_scan_ref
 from streamguard.models.hss import NUM_ORDERS, scan_orders
 
-# (batch, channels, state, grid side): MSPM of mlvp_lite0 / mlvp_b0 / mlvp_b4 at 224 (stride 16), and longer grids.
-SIZES = [(1, 64, 8, 14), (8, 96, 16, 14), (32, 128, 16, 14), (32, 128, 16, 7), (8, 96, 16, 28)]
+# (batch, channels, state, grid side): MSPM of mlvp_lite0 (stride 32), mlvp_b0 / mlvp_b4 at 224 (stride 16), longer grids.
+SIZES = [(1, 64, 8, 7), (8, 64, 8, 7), (8, 96, 16, 14), (32, 128, 16, 14), (32, 128, 16, 7), (8, 96, 16, 28)]
 
 
 def inputs(batch: int, d: int, n: int, side: int, device: str, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
