@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -47,7 +47,7 @@ class FaceCrop:
     pts: float | None = None
 
 
-class Level(str, Enum):
+class Level(StrEnum):
     CLEAR = "clear"
     SUSPICIOUS = "suspicious"
     ALERT = "alert"
