@@ -1,0 +1,1 @@
+"""Frame sources: WebRTC (WHIP), RTSP and files, all delivering latest-frame-wins Frames."""
