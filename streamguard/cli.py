@@ -39,9 +39,10 @@ def scan_command(args: argparse.Namespace) -> int:
 
     if args.fps <= 0 or args.batch < 1:
         raise ValueError("--fps must be > 0 and --batch >= 1")
+    from streamguard.ingest.file import probe
+
     config = service_config(args)
-    if not args.video.is_file():
-        raise FileNotFoundError(f"{args.video}: no such file")
+    probe(args.video)  # a missing or corrupt file fails here, in one line, before anything is loaded
     engine = open_engine(config.detector)
     result = scan_video(args.video, engine, config.smoothing, args.fps, args.batch, progress=not args.no_progress)
     print(format_report(result))

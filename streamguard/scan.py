@@ -19,6 +19,7 @@ from streamguard.runtime import Detector
 from streamguard.smoothing import TrackSmoother, TrackSummary
 
 TOP_K = 5
+MIN_TRACK_FRAMES = 3  # shorter tracks are detector noise (a face seen once), not faces to judge
 
 
 @dataclass
@@ -96,7 +97,8 @@ def scan_video(
                 flush()
         flush()
         bar.close()
-    return ScanResult(video, min(fps, info.fps), frames, engine.info.detector, [summaries[k] for k in sorted(summaries)])
+    tracks = [summaries[k] for k in sorted(summaries) if len(summaries[k].probs) >= MIN_TRACK_FRAMES]
+    return ScanResult(video, min(fps, info.fps), frames, engine.info.detector, tracks)
 
 
 def format_report(result: ScanResult) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -14,12 +13,7 @@ from streamguard.config import Config, parse_config
 from streamguard.engine import open_engine
 from streamguard.faces import BlazeFaceDetector, FaceStage
 from streamguard.server import Service, create_app
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.support import free_port
 
 
 @contextlib.asynccontextmanager

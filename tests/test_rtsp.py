@@ -9,104 +9,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import os
-import select
 import signal
-import socket
-import subprocess
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import av
 import pytest
 
 from streamguard.assets import AssetMissing, sample_video
 from streamguard.contracts import Frame
 from streamguard.ingest.base import LatestFrame
 from streamguard.ingest.rtsp import RateCap, RtspSource
+from tests.support import RtspServer, free_port, gst_rtsp_problem, mp4_to_mpegts
 
-SYSTEM_PYTHON = "/usr/bin/python3"
-SERVER_SCRIPT = Path(__file__).with_name("rtsp_server.py")
-GST_PROBE = """
-import gi
-gi.require_version("Gst", "1.0")
-gi.require_version("GstRtspServer", "1.0")
-from gi.repository import Gst, GstRtspServer
-Gst.init(None)
-missing = [n for n in ("multifilesrc", "tsdemux", "h264parse", "rtph264pay") if Gst.ElementFactory.find(n) is None]
-assert not missing, f"GStreamer elements missing: {missing}"
-"""
-APT_HINT = "apt-get install python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad"
 STOP_LIMIT_S = 1.0  # stop() must be prompt, even while a read is blocked
-
-
-def mp4_to_mpegts(src: Path, dst: Path) -> Path:
-    """Remux (no re-encoding) the H.264 video of an mp4 into MPEG-TS, which GStreamer's multifilesrc can loop.
-    FFmpeg's mpegts muxer converts the mp4's length-prefixed H.264 to Annex B by itself."""
-    with av.open(str(src)) as inp, av.open(str(dst), "w", format="mpegts") as out:
-        video = inp.streams.video[0]
-        stream = out.add_stream_from_template(video)
-        for packet in inp.demux(video):
-            if packet.dts is not None:  # the demuxer's final flush packet
-                packet.stream = stream
-                out.mux(packet)
-    return dst
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class RtspServer:
-    """The server subprocess on a fixed port: start, kill (SIGKILL), freeze (SIGSTOP), thaw (SIGCONT)."""
-
-    def __init__(self, ts_file: Path, port: int) -> None:
-        self.ts_file = ts_file
-        self.port = port
-        self.url = f"rtsp://127.0.0.1:{port}/stream"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout_s: float = 10.0) -> None:
-        cmd = [SYSTEM_PYTHON, str(SERVER_SCRIPT), "--port", str(self.port), "--file", str(self.ts_file)]
-        self.proc = proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        assert proc.stdout is not None
-        ready, _, _ = select.select([proc.stdout], [], [], timeout_s)
-        line = proc.stdout.readline() if ready else b""
-        if not line.startswith(b"READY"):
-            self.close()
-            raise RuntimeError(f"RTSP server did not start: {line!r} {proc.stderr.read() if proc.stderr else b''!r}")
-
-    def signal(self, sig: signal.Signals) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait(timeout=5)
-
-    def close(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGCONT)  # a frozen process cannot act on anything else
-            self.proc.kill()
-            self.proc.wait(timeout=5)
-        for pipe in (self.proc.stdout, self.proc.stderr) if self.proc else ():
-            if pipe is not None:
-                pipe.close()
 
 
 @pytest.fixture(scope="session")
 def gst_rtsp() -> None:
-    if not os.access(SYSTEM_PYTHON, os.X_OK):
-        pytest.skip(f"{SYSTEM_PYTHON} is missing; the RTSP test server needs Debian's python3 with GstRtspServer")
-    probe = subprocess.run([SYSTEM_PYTHON, "-c", GST_PROBE], capture_output=True, text=True, timeout=60)
-    if probe.returncode != 0:
-        reason = probe.stderr.strip().splitlines()[-1] if probe.stderr.strip() else "unknown error"
-        pytest.skip(f"{SYSTEM_PYTHON} cannot run GstRtspServer ({reason}); install it with: {APT_HINT}")
+    problem = gst_rtsp_problem()
+    if problem:
+        pytest.skip(problem)
 
 
 @pytest.fixture(scope="session")

@@ -52,7 +52,7 @@ def run_scheduler(settings: SchedulerSettings, submit, until) -> tuple[Brightnes
 def test_full_batch_flushes_without_waiting_for_the_delay() -> None:
     settings = SchedulerSettings(max_batch=4, max_delay_ms=1000)
     start = time.monotonic()
-    engine, results, _ = run_scheduler(settings, lambda s: [s.submit(crop("a", t, 10 * t)) for t in range(4)], lambda r: r)
+    _, results, _ = run_scheduler(settings, lambda s: [s.submit(crop("a", t, 10 * t)) for t in range(4)], lambda r: r)
     assert time.monotonic() - start < 0.5
     assert [len(crops) for crops, _ in results] == [4]
     crops, out = results[0]
