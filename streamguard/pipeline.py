@@ -110,13 +110,11 @@ class Pipeline:
 
         if settings.id in self.streams:
             raise StreamError(f"stream {settings.id!r} already exists")
-        slot = LatestFrame(SourceStats())
         if settings.url.startswith(("rtsp://", "rtsps://")):
-            source = RtspSource(settings.id, settings.url)
-            return self.add_stream(settings.id, "rtsp", settings.url, settings.fps, slot, source.run)
-        path = settings.url.removeprefix("file://")
-        file_source = FileSource(path, stream_id=settings.id, loop=True)
-        return self.add_stream(settings.id, "file", settings.url, settings.fps, slot, file_source.run)
+            source = RtspSource(settings.id, settings.url)  # counts reconnects and stalls in its own stats
+            return self.add_stream(settings.id, "rtsp", settings.url, settings.fps, LatestFrame(source.stats), source.run)
+        file_source = FileSource(settings.url.removeprefix("file://"), stream_id=settings.id, loop=True)
+        return self.add_stream(settings.id, "file", settings.url, settings.fps, LatestFrame(SourceStats()), file_source.run)
 
     async def remove_stream(self, stream_id: str) -> None:
         state = self.streams.pop(stream_id, None)

@@ -10,6 +10,7 @@ import pytest
 
 from streamguard import assets
 from tests.service_support import read_sse_events, running_service
+from tests.support import RtspServer, free_port, gst_rtsp_problem, mp4_to_mpegts
 
 pytestmark = pytest.mark.skipif(bool(assets.missing()), reason="assets missing: run `streamguard assets fetch`")
 EVENT_KEYS = {"stream_id", "track_id", "level", "score", "smoothed", "timestamp_ms", "seq", "box", "latency_ms", "changed"}
@@ -97,3 +98,38 @@ def test_streams_can_be_added_and_removed_at_run_time() -> None:
             assert service.pipeline.streams == {}
 
     asyncio.run(main())
+
+
+def test_rtsp_stream_is_ingested_and_reconnects_after_the_server_restarts(tmp_path) -> None:
+    problem = gst_rtsp_problem()
+    if problem:
+        pytest.skip(problem)
+    server = RtspServer(mp4_to_mpegts(assets.sample_video(), tmp_path / "clip.ts"), free_port())
+    server.start()
+
+    async def stats(session: aiohttp.ClientSession, url: str) -> dict:
+        async with session.get(f"{url}/api/stats") as r:
+            return (await r.json())["streams"]["door"]
+
+    async def main() -> None:
+        data = {"streams": [{"id": "door", "url": server.url, "fps": 5}], "scheduler": {"max_delay_ms": 5}}
+        async with running_service(data) as (url, _), aiohttp.ClientSession() as session:
+            events = await read_sse_events(session, f"{url}/api/events", 2)
+            assert {e["stream_id"] for e in events} == {"door"}
+            server.kill()
+            await asyncio.sleep(2.0)
+            server.start()
+            async with asyncio.timeout(30):
+                while (door := await stats(session, url))["reconnects"] < 1:
+                    await asyncio.sleep(0.25)
+            processed = door["frames_processed"]
+            await read_sse_events(session, f"{url}/api/events", 2)  # verdicts flow again
+            door = await stats(session, url)
+            assert door["reconnects"] == 1 and door["frames_processed"] > processed
+            async with session.get(f"{url}/metrics") as r:
+                assert 'streamguard_reconnects_total{stream="door"} 1.0' in await r.text()
+
+    try:
+        asyncio.run(main())
+    finally:
+        server.close()
