@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import sys
 import threading
+from collections.abc import Iterator
 from types import TracebackType
 from typing import Any, Literal
 
@@ -59,6 +61,22 @@ def _to_face_box(detection: Any, width: int, height: int) -> FaceBox | None:
     return FaceBox(x0, y0, x1, y1, score, keypoints)
 
 
+@contextlib.contextmanager
+def _native_logs_hidden() -> Iterator[None]:
+    """LiteRT and glog write INFO/WARNING lines straight to file descriptor 2 when a detector is created, first runs
+    and closes; users of ``scan`` should not see them. Python exceptions are unaffected (they are raised, not printed).
+    The redirection is process-wide, so it is held only for those short moments."""
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 class BlazeFaceDetector:
     """Finds faces in RGB frames. Use it as a context manager (or call ``close``): MediaPipe's native task must be
     shut down while its dispatcher thread still exists. One instance serves one thread at a time (a lock enforces it)."""
@@ -80,9 +98,11 @@ class BlazeFaceDetector:
         )
         self.model = model
         self.min_score = min_score
-        self._task: Any = vision.FaceDetector.create_from_options(options)
         self._lock = threading.Lock()
         self._as_mp_image = functools.partial(mp.Image, image_format=mp.ImageFormat.SRGB)
+        with _native_logs_hidden():  # creation and the first inference are where LiteRT logs
+            self._task: Any = vision.FaceDetector.create_from_options(options)
+            self.detect(np.zeros((64, 64, 3), dtype=np.uint8))
 
     def detect(self, image: np.ndarray) -> list[FaceBox]:
         """Faces in one HxWx3 uint8 RGB image, best score first, in pixel coordinates."""
@@ -100,7 +120,8 @@ class BlazeFaceDetector:
         with self._lock:
             task, self._task = self._task, None
         if task is not None:
-            task.close()
+            with _native_logs_hidden():
+                task.close()
 
     def __enter__(self) -> BlazeFaceDetector:
         return self
