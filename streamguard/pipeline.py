@@ -45,7 +45,7 @@ class StreamState:
     faces: int = 0
     crops_dropped: int = 0  # backpressure in the scheduler
     verdicts: int = 0
-    last_processed: float = 0.0
+    next_due: float = 0.0  # wall clock from which the next frame may be processed (the fps cap)
     smoothers: dict[int, tuple[TrackSmoother, float]] = field(default_factory=dict)  # track -> (smoother, last verdict ts)
     samples: deque[tuple[float, int, int, int]] = field(default_factory=lambda: deque(maxlen=int(RATE_WINDOW_S) + 1))
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -130,12 +130,14 @@ class Pipeline:
 
     async def _consume(self, state: StreamState) -> None:
         loop = asyncio.get_running_loop()
-        min_interval = 1.0 / state.fps_cap
+        interval = 1.0 / state.fps_cap
         while (frame := await state.slot.get()) is not None:
-            if frame.received_ts - state.last_processed < min_interval * 0.95:
+            if frame.received_ts < state.next_due:
                 state.skipped += 1
                 continue
-            state.last_processed = frame.received_ts
+            # Due times advance by the interval, not from the last frame, so arrival jitter does not lower the rate;
+            # after a gap they restart from now instead of letting a burst through.
+            state.next_due = max(state.next_due + interval, frame.received_ts + interval / 2)
             started = time.perf_counter()
             crops = await loop.run_in_executor(self._face_executor, self.faces.process, frame)
             self.metrics.face_detection.observe(time.perf_counter() - started)

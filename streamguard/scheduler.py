@@ -23,12 +23,15 @@ class BatchTiming:
     size: int
 
 
+ACTIVE_S = 0.5  # a face that sent a crop this recently is expected to send another soon
+
 ResultHandler = Callable[[list[FaceCrop], DetectorOutput, BatchTiming], None]
 DropHandler = Callable[[FaceCrop], None]
 
 
 class BatchScheduler:
-    """Collects crops; flushes a batch when ``max_batch`` crops wait or the oldest has waited ``max_delay_ms``.
+    """Collects crops; flushes a batch when ``max_batch`` crops wait, when every recently active face has a crop
+    waiting (waiting longer would only add latency), or when the oldest has waited ``max_delay_ms``.
 
     Each track keeps at most ``max_pending_per_track`` crops (older ones are dropped and reported), and a batch
     takes crops round-robin across streams, so a crowded stream cannot starve a quiet one. The engine runs in
@@ -43,6 +46,7 @@ class BatchScheduler:
         self._pending: OrderedDict[str, OrderedDict[int, deque[tuple[float, FaceCrop]]]] = OrderedDict()
         self._wake = asyncio.Event()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="streamguard-engine")
+        self._last_seen: dict[tuple[str, int], float] = {}  # (stream, track) -> monotonic time of its last crop
         self.last_batch: BatchTiming | None = None
 
     @property
@@ -54,11 +58,22 @@ class BatchScheduler:
         queue = tracks.setdefault(crop.track_id, deque())
         if len(queue) >= self.settings.max_pending_per_track:
             self.on_drop(queue.popleft()[1])
-        queue.append((time.monotonic(), crop))
+        t = time.monotonic()
+        queue.append((t, crop))
+        self._last_seen[(crop.stream_id, crop.track_id)] = t
         self._wake.set()
 
     def forget(self, stream_id: str) -> None:
         self._pending.pop(stream_id, None)
+        for key in [k for k in self._last_seen if k[0] == stream_id]:
+            del self._last_seen[key]
+
+    def _batch_target(self) -> int:
+        """How many crops to wait for: one per face seen in the last ACTIVE_S, capped at ``max_batch``."""
+        horizon = time.monotonic() - ACTIVE_S
+        for key in [k for k, t in self._last_seen.items() if t < horizon]:
+            del self._last_seen[key]
+        return max(1, min(self.settings.max_batch, len(self._last_seen)))
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -82,7 +97,7 @@ class BatchScheduler:
             self._wake.clear()
             await self._wake.wait()
         deadline = self._oldest() + self.settings.max_delay_ms / 1e3
-        while self.depth < self.settings.max_batch:
+        while self.depth < self._batch_target():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return

@@ -59,13 +59,37 @@ def test_full_batch_flushes_without_waiting_for_the_delay() -> None:
     assert np.allclose(out.prob, [c.crop.mean() / 255 for c in crops])
 
 
-def test_partial_batch_flushes_after_max_delay() -> None:
-    settings = SchedulerSettings(max_batch=8, max_delay_ms=60)
+def test_a_lone_face_is_scored_without_waiting_for_the_delay() -> None:
+    settings = SchedulerSettings(max_batch=8, max_delay_ms=1000)
     start = time.monotonic()
-    _, results, _ = run_scheduler(settings, lambda s: [s.submit(crop("a", t, 1)) for t in range(2)], lambda r: r)
-    elapsed = time.monotonic() - start
-    assert [len(crops) for crops, _ in results] == [2]
-    assert elapsed >= 0.05
+    _, results, _ = run_scheduler(settings, lambda s: s.submit(crop("a", 0, 1)), lambda r: r)
+    assert [len(crops) for crops, _ in results] == [1]
+    assert time.monotonic() - start < 0.5
+
+
+def test_partial_batch_waits_up_to_max_delay_for_a_recently_active_face() -> None:
+    engine = BrightnessEngine()
+    batches: list[tuple[float, int]] = []
+
+    async def main() -> None:
+        settings = SchedulerSettings(max_batch=8, max_delay_ms=80)
+        scheduler = BatchScheduler(engine, settings, lambda crops, out, t: batches.append((time.monotonic(), len(crops))), print)
+        task = asyncio.create_task(scheduler.run())
+        for track in range(3):  # three faces are active ...
+            scheduler.submit(crop("a", track, 1))
+        while not batches:
+            await asyncio.sleep(0.001)
+        submitted = time.monotonic()
+        for track in range(2):  # ... then only two of them send a crop: the third is waited for, up to the delay
+            scheduler.submit(crop("a", track, 2))
+        while len(batches) < 2:
+            await asyncio.sleep(0.001)
+        task.cancel()
+        scheduler.close()
+        assert batches[1][1] == 2 and batches[1][0] - submitted >= 0.07
+
+    asyncio.run(main())
+    assert [n for _, n in batches] == [3, 2]
 
 
 def test_batches_are_fair_across_streams() -> None:
