@@ -1,15 +1,21 @@
-"""Shared test helpers: free loopback ports and a real RTSP server (GStreamer's, run by Debian's python3)."""
+"""Shared test helpers: free loopback ports, a real RTSP server (GStreamer's, run by Debian's python3), and a real
+aiortc publisher peer."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import select
 import signal
 import socket
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import av
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender
+from aiortc.contrib.media import MediaPlayer
+from aiortc.mediastreams import VideoStreamTrack
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 SERVER_SCRIPT = Path(__file__).with_name("rtsp_server.py")
@@ -91,3 +97,31 @@ def gst_rtsp_problem() -> str | None:
         reason = probe.stderr.strip().splitlines()[-1] if probe.stderr.strip() else "unknown error"
         return f"{SYSTEM_PYTHON} cannot run GstRtspServer ({reason}); install it with: {APT_HINT}"
     return None
+
+
+@dataclass
+class Publisher:
+    pc: RTCPeerConnection
+    player: MediaPlayer | None
+    messages: asyncio.Queue[str]
+
+    async def close(self) -> None:
+        if self.player is not None and self.player.video is not None:
+            self.player.video.stop()
+        await self.pc.close()
+
+
+async def make_publisher(video_path: Path | None, codec: str | None = None) -> Publisher:
+    """A client peer sending the sample video (or a synthetic track) with a data channel opened before the offer."""
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    player = MediaPlayer(str(video_path)) if video_path is not None else None
+    track = player.video if player is not None and player.video is not None else VideoStreamTrack()
+    transceiver = pc.addTransceiver(track, direction="sendonly")
+    if codec is not None:
+        codecs = RTCRtpSender.getCapabilities("video").codecs
+        transceiver.setCodecPreferences([c for c in codecs if c.mimeType == codec])
+    messages: asyncio.Queue[str] = asyncio.Queue()
+    channel = pc.createDataChannel("verdicts")
+    channel.on("message", messages.put_nowait)
+    await pc.setLocalDescription(await pc.createOffer())
+    return Publisher(pc, player, messages)

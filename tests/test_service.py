@@ -4,13 +4,15 @@ verdicts over SSE and WebSocket, stats and metrics, auth, and clear 4xx errors t
 from __future__ import annotations
 
 import asyncio
+import json
 
 import aiohttp
 import pytest
+from aiortc import RTCSessionDescription
 
 from streamguard import assets
 from tests.service_support import read_sse_events, running_service
-from tests.support import RtspServer, free_port, gst_rtsp_problem, mp4_to_mpegts
+from tests.support import RtspServer, free_port, gst_rtsp_problem, make_publisher, mp4_to_mpegts
 
 pytestmark = pytest.mark.skipif(bool(assets.missing()), reason="assets missing: run `streamguard assets fetch`")
 EVENT_KEYS = {"stream_id", "track_id", "level", "score", "smoothed", "timestamp_ms", "seq", "box", "latency_ms", "changed"}
@@ -133,3 +135,30 @@ def test_rtsp_stream_is_ingested_and_reconnects_after_the_server_restarts(tmp_pa
         asyncio.run(main())
     finally:
         server.close()
+
+
+def test_whip_publisher_gets_verdicts_on_its_data_channel_and_on_api_events(loopback_ice: None) -> None:
+    async def main() -> None:
+        async with running_service({"scheduler": {"max_delay_ms": 5}}) as (url, service), aiohttp.ClientSession() as session:
+            publisher = await make_publisher(assets.sample_video())
+            try:
+                offer = publisher.pc.localDescription.sdp
+                async with session.post(f"{url}/whip?stream_id=call", data=offer, headers={"Content-Type": "application/sdp"}) as r:
+                    assert r.status == 201 and r.headers["Content-Type"] == "application/sdp"
+                    location, answer = r.headers["Location"], await r.text()
+                await publisher.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+                sse = await read_sse_events(session, f"{url}/api/events?stream_id=call", 2)
+                assert all(e["stream_id"] == "call" and set(e) == EVENT_KEYS for e in sse)
+                on_channel = json.loads(await asyncio.wait_for(publisher.messages.get(), 20))
+                assert on_channel["stream_id"] == "call" and set(on_channel) == EVENT_KEYS
+                async with session.get(f"{url}/api/stats") as r:
+                    assert (await r.json())["streams"]["call"]["source"] == "webrtc"
+                async with session.delete(f"{url}{location}") as r:
+                    assert r.status in (200, 204)
+                async with asyncio.timeout(10):
+                    while "call" in service.pipeline.streams or service.webrtc.sessions:
+                        await asyncio.sleep(0.05)
+            finally:
+                await publisher.close()
+
+    asyncio.run(main())

@@ -20,14 +20,13 @@ import aioice.ice
 import numpy as np
 import pytest
 from aiohttp import web
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
-from aiortc.contrib.media import MediaPlayer
-from aiortc.mediastreams import VideoStreamTrack
+from aiortc import RTCSessionDescription
 
 from streamguard.assets import AssetMissing, sample_video
 from streamguard.contracts import Frame
 from streamguard.ingest.base import LatestFrame
 from streamguard.ingest.webrtc import WebRtcIngest
+from tests.support import make_publisher
 
 FRAME_TIMEOUT_S = 8.0  # first frame arrives in ~0.1 s on an idle machine; the CPU here is shared
 
@@ -38,13 +37,6 @@ def video_path() -> Path:
         return sample_video()
     except AssetMissing as exc:
         pytest.skip(f"sample media missing: {exc}")
-
-
-@pytest.fixture
-def loopback_ice(monkeypatch: pytest.MonkeyPatch) -> None:
-    # aioice excludes 127.0.0.1 from host candidates; both peers live in this process, so patching here
-    # makes exactly these two peers gather loopback and nothing else (no other interface, no STUN).
-    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
 
 
 @dataclass
@@ -74,34 +66,6 @@ async def serving(ingest: WebRtcIngest, prefix: str = "") -> AsyncIterator[str]:
         yield f"http://{host}:{port}{prefix}"
     finally:
         await runner.cleanup()  # runs on_shutdown, which closes the ingest
-
-
-@dataclass
-class Publisher:
-    pc: RTCPeerConnection
-    player: MediaPlayer | None
-    messages: asyncio.Queue[str]
-
-    async def close(self) -> None:
-        if self.player is not None and self.player.video is not None:
-            self.player.video.stop()
-        await self.pc.close()
-
-
-async def make_publisher(video_path: Path | None, codec: str | None = None) -> Publisher:
-    """A client peer sending the sample video (or a synthetic track) with a data channel opened before the offer."""
-    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    player = MediaPlayer(str(video_path)) if video_path is not None else None
-    track = player.video if player is not None and player.video is not None else VideoStreamTrack()
-    transceiver = pc.addTransceiver(track, direction="sendonly")
-    if codec is not None:
-        codecs = RTCRtpSender.getCapabilities("video").codecs
-        transceiver.setCodecPreferences([c for c in codecs if c.mimeType == codec])
-    messages: asyncio.Queue[str] = asyncio.Queue()
-    channel = pc.createDataChannel("verdicts")
-    channel.on("message", messages.put_nowait)
-    await pc.setLocalDescription(await pc.createOffer())
-    return Publisher(pc, player, messages)
 
 
 async def next_frame(slot: LatestFrame) -> Frame:
