@@ -69,7 +69,15 @@ def main() -> None:
                     from streamguard.kernels.triton_scan import multi_order_scan_triton
 
                     fast = time_ms(multi_order_scan_triton, *x, runs=args.runs)
-            row = {"batch": batch, "d": d, "n": n, "L": side * side, "dtype": str(dtype).removeprefix("torch."), "reference_ms": ref, "triton_ms": fast}
+            row = {
+                "batch": batch,
+                "d": d,
+                "n": n,
+                "L": side * side,
+                "dtype": str(dtype).removeprefix("torch."),
+                "reference_ms": ref,
+                "triton_ms": fast,
+            }
             rows.append(row)
             speed = f"{ref / fast:.1f}x" if fast else "-"
             triton = f"{fast:.3f}" if fast else "no GPU"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Literal
 
 import aiohttp
 
@@ -26,16 +27,24 @@ class Subscription:
 
     def __init__(self, stream_id: str | None) -> None:
         self.stream_id = stream_id
-        self.queue: asyncio.Queue[dict] = asyncio.Queue(SUBSCRIBER_QUEUE)
+        self.queue: asyncio.Queue[dict | None] = asyncio.Queue(SUBSCRIBER_QUEUE)  # None: the service is stopping
         self.dropped = 0
 
-    def offer(self, event: dict) -> None:
-        if self.stream_id is not None and event["stream_id"] != self.stream_id:
+    def offer(self, event: dict | None) -> None:
+        if event is not None and self.stream_id is not None and event["stream_id"] != self.stream_id:
             return
         if self.queue.full():  # a slow client loses its oldest events, never blocks the pipeline
             self.queue.get_nowait()
             self.dropped += 1
         self.queue.put_nowait(event)
+
+    async def next(self, timeout_s: float) -> dict | Literal["idle"] | None:
+        """The next event; None once the service stops; "idle" after ``timeout_s`` without one (time to check
+        that the client is still there)."""
+        try:
+            return await asyncio.wait_for(self.queue.get(), timeout_s)
+        except TimeoutError:
+            return "idle"
 
 
 class AlertHub:
@@ -54,6 +63,11 @@ class AlertHub:
 
     def unsubscribe(self, subscription: Subscription) -> None:
         self.subscriptions.discard(subscription)
+
+    def end_subscriptions(self) -> None:
+        """Tell every live client the service is stopping, so their handlers return at once."""
+        for subscription in list(self.subscriptions):
+            subscription.offer(None)
 
     def publish(self, verdict: Verdict) -> None:
         event = verdict.to_dict()
