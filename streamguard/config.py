@@ -85,7 +85,9 @@ class StreamSettings(Section):
 class ServerSettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
-    auth_token: str | None = Field(None, description="when set, every endpoint but /healthz needs `Authorization: Bearer <token>`")
+    auth_token: str | None = Field(
+        None, description="when set, every endpoint but /healthz, the page (/) and /static/ needs `Authorization: Bearer <token>`"
+    )
     ice_servers: list[str] = Field(default_factory=list, description="STUN/TURN URLs for WebRTC; none by default")
 
 

@@ -7,6 +7,7 @@ import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from aiohttp import WSMsgType, web
 from aiohttp.typedefs import Middleware
@@ -23,7 +24,10 @@ from streamguard.runtime import Detector
 log = logging.getLogger("streamguard.server")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SERVICE: web.AppKey[Service] = web.AppKey("service")
-OPEN_PATHS = ("/healthz",)
+WEB_DIR = Path(__file__).with_name("web")  # the browser client: index.html, streamguard.js, style.css
+KEEPALIVE_S = 15.0
+OPEN_PATHS = ("/healthz", "/")  # no token needed: the page and static files hold no secrets
+OPEN_PREFIXES = ("/static/",)
 
 
 def json_error(status: int, error: str, detail: str = "") -> web.Response:
@@ -82,13 +86,17 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
 def bearer_auth(token: str | None) -> Middleware:
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if token and request.path not in OPEN_PATHS:
+        if token and request.path not in OPEN_PATHS and not request.path.startswith(OPEN_PREFIXES):
             given = request.headers.get("Authorization", "")
             if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
                 return json_error(401, "unauthorized", "send Authorization: Bearer <token>")
         return await handler(request)
 
     return check
+
+
+async def index(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(WEB_DIR / "index.html")
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -137,26 +145,31 @@ async def remove_stream(request: web.Request) -> web.Response:
 
 
 async def events(request: web.Request) -> web.StreamResponse:
-    """Verdict events as Server-Sent Events, or over a WebSocket when the client asks to upgrade."""
+    """Verdict events as Server-Sent Events, or over a WebSocket when the client asks to upgrade. A quiet stream
+    still sends an SSE comment every KEEPALIVE_S, which is how a vanished client is noticed."""
     hub = request.app[SERVICE].alerts
     subscription = hub.subscribe(request.query.get("stream_id"))
     try:
         if request.headers.get("Upgrade", "").lower() == "websocket":
-            ws = web.WebSocketResponse(heartbeat=20)
+            ws = web.WebSocketResponse(heartbeat=KEEPALIVE_S)
             await ws.prepare(request)
             reader = asyncio.create_task(_drain(ws))
             try:
-                while not ws.closed:
-                    await ws.send_json(await subscription.queue.get())
+                while not ws.closed and (event := await subscription.next(KEEPALIVE_S)) is not None:
+                    if event != "idle":
+                        await ws.send_json(event)
             finally:
                 reader.cancel()
+                await ws.close()
             return ws
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await response.prepare(request)
         await response.write(b": connected\n\n")
-        while True:
-            event = await subscription.queue.get()
-            await response.write(f"event: verdict\ndata: {json.dumps(event)}\n\n".encode())
+        while (event := await subscription.next(KEEPALIVE_S)) is not None:
+            await response.write(b": idle\n\n" if event == "idle" else f"event: verdict\ndata: {json.dumps(event)}\n\n".encode())
+        return response
+    except ConnectionResetError:  # the client went away: nothing to answer
+        return web.Response(status=499)
     finally:
         hub.unsubscribe(subscription)
 
@@ -170,6 +183,8 @@ async def _drain(ws: web.WebSocketResponse) -> None:
 def create_app(service: Service) -> web.Application:
     app = web.Application(middlewares=[errors_as_json, bearer_auth(service.config.server.auth_token)])
     app[SERVICE] = service
+    app.router.add_get("/", index)
+    app.router.add_static("/static/", WEB_DIR)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/stats", stats)
@@ -185,4 +200,9 @@ def create_app(service: Service) -> web.Application:
         await service.close()
 
     app.cleanup_ctx.append(lifecycle)
+
+    async def end_event_streams(app: web.Application) -> None:  # before aiohttp waits for open handlers
+        service.alerts.end_subscriptions()
+
+    app.on_shutdown.append(end_event_streams)
     return app
