@@ -67,7 +67,8 @@ def test_laa_full_loss_runs_and_backpropagates_into_every_head() -> None:
     expected = terms["cls"] + 10 * terms["heatmap"] + 100 * terms["consistency"]
     assert float(loss.detach()) == pytest.approx(expected, rel=1e-5)
     loss.backward()
-    for head in (model.heatmap, model.consistency, model.cls):
+    for name in ("heatmap", "consistency", "cls"):
+        head = model.get_submodule(name)
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in head.parameters())
 
 

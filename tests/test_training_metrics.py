@@ -2,7 +2,7 @@ import math
 
 import numpy as np
 import pytest
-from sklearn.metrics import accuracy_score, average_precision_score, roc_auc_score
+from sklearn.metrics import accuracy_score, average_precision_score, roc_auc_score  # type: ignore[import-untyped]
 
 from training.metrics import binary_metrics, equal_error_rate, frame_and_video_metrics, video_level
 

@@ -49,6 +49,9 @@ class OnnxDetector(Detector):
             raise BackendUnavailable("onnxruntime is not installed: pip install onnxruntime") from exc
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Idle engine threads sleep instead of spinning: in a live service they share the cores with decoders
+        # and face detection, which spinning would starve.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads:
             options.intra_op_num_threads = threads
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
