@@ -175,7 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
+    logging.getLogger("streamguard").setLevel(logging.INFO)  # ours at INFO; libraries (ONNX export passes) stay quiet
     try:
         return int(args.run(args))
     except (ConfigError, WeightsError, ManifestError, BackendUnavailable, AssetMissing, FileNotFoundError, ValueError, OSError) as exc:

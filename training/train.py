@@ -86,7 +86,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")
     parser.add_argument("--max-steps-per-epoch", type=int, default=0, help="cap steps per epoch (0: whole epoch)")
-    parser.add_argument("--workers", type=int, default=2, help="data-loading processes")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2 if torch.cuda.is_available() else 0,
+        help="data-loading processes (default: 2 with a GPU, 0 on CPU, where extra processes fight the model for cores)",
+    )
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast on CPU")
     parser.add_argument("--no-amp", action="store_true", help="no autocast on CUDA")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
