@@ -157,7 +157,8 @@ class Pipeline:
             state = self.streams.get(crop.stream_id)
             if state is None:  # the stream was removed while its crops were in the engine
                 continue
-            smoother = state.smoothers.get(crop.track_id, (TrackSmoother(self.config.smoothing), done))[0]
+            known = state.smoothers.get(crop.track_id)
+            smoother = known[0] if known else TrackSmoother(self.config.smoothing)
             state.smoothers[crop.track_id] = (smoother, done)
             smoothed, level, changed = smoother.update(prob)
             latency = {

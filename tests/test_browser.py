@@ -228,7 +228,7 @@ def test_page_publishes_the_camera_and_draws_verdicts(
         assert row.get_attribute("data-level") in ("clear", "suspicious", "alert")
         cells = row.locator("td").all_inner_texts()
         assert cells[0].startswith("track ") and 0.0 <= float(cells[2]) <= 1.0, cells
-        expect(page.locator("#log li").first).to_contain_text("appeared")
+        expect(page.locator("#log li").filter(has_text="appeared").first).to_be_visible()  # newest entries come first
         page.wait_for_timeout(1500)  # a few more verdicts, so the screenshot shows a settled box
         size = page.evaluate("[document.getElementById('video').videoWidth, document.getElementById('video').videoHeight]")
         assert size == [640, 360], size
