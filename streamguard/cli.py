@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from streamguard.assets import AssetMissing
+from streamguard.config import Config
 from streamguard.models import ConfigError, WeightsError, build_detector, summary, variant_names
 from streamguard.runtime import BackendUnavailable, ManifestError, bench
 from streamguard.runtime.export import FORMATS, export_engine
@@ -23,8 +24,8 @@ def export_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def service_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from streamguard.config import Config, load_config
+def service_config(args: argparse.Namespace) -> Config:
+    from streamguard.config import load_config
 
     config = load_config(args.config) if args.config else Config()
     detector = {k: v for k, v in (("name", args.detector), ("engine", args.engine)) if v is not None}

@@ -52,6 +52,11 @@ class Level(StrEnum):
     SUSPICIOUS = "suspicious"
     ALERT = "alert"
 
+    @property
+    def rank(self) -> int:
+        """0 for clear, 1 suspicious, 2 alert: levels compare by severity."""
+        return list(Level).index(self)
+
 
 @dataclass(slots=True)
 class Verdict:

@@ -10,7 +10,7 @@ from pathlib import Path
 from streamguard import __version__
 from streamguard.assets import assets_dir
 from streamguard.config import DetectorSettings
-from streamguard.models import build_detector
+from streamguard.models import DetectorModel, build_detector
 from streamguard.runtime import Detector, create_engine, load_engine
 from streamguard.runtime.export import export_engine
 from streamguard.runtime.manifest import sha256_of
@@ -27,7 +27,7 @@ def open_engine(settings: DetectorSettings) -> Detector:
         if not model.config.weights:
             log.warning("detector %s has no trained weights: its scores carry no meaning (see README, Training)", settings.name)
         if settings.backend == "onnxruntime":
-            engine = load_engine(_cached_onnx(settings, model.config.weights and str(model.config.resolve(model.config.weights))))
+            engine = load_engine(_cached_onnx(model))
         else:
             engine = create_engine(model, settings.backend, settings.device)
     if settings.threshold is not None:
@@ -35,12 +35,13 @@ def open_engine(settings: DetectorSettings) -> Detector:
     return engine
 
 
-def _cached_onnx(settings: DetectorSettings, weights: str | None) -> Path:
+def _cached_onnx(model: DetectorModel) -> Path:
     """Export once per (StreamGuard version, detector, weights); later starts load the cached file in ~1 s."""
-    key = hashlib.sha256(f"{__version__}|{settings.name}|{sha256_of(Path(weights)) if weights else '-'}".encode()).hexdigest()[:12]
-    manifest = assets_dir() / "engines" / f"{settings.name}-{key}.json"
+    config = model.config
+    weights = sha256_of(config.resolve(config.weights)) if config.weights else "-"
+    key = hashlib.sha256(f"{__version__}|{config.name}|{weights}".encode()).hexdigest()[:12]
+    manifest = assets_dir() / "engines" / f"{config.name}-{key}.json"
     if not manifest.is_file():
-        log.info("exporting %s to ONNX once (cached in %s)", settings.name, manifest.parent)
-        overrides = {"weights": weights} if weights else {}
-        export_engine(build_detector(settings.name, **overrides), "onnx", manifest.with_suffix(".onnx"))
+        log.info("exporting %s to ONNX once (cached in %s)", config.name, manifest.parent)
+        export_engine(model, "onnx", manifest.with_suffix(".onnx"))
     return manifest

@@ -12,7 +12,7 @@ import numpy as np
 from tqdm import tqdm
 
 from streamguard.config import SmoothingSettings
-from streamguard.contracts import FaceCrop, Level
+from streamguard.contracts import FaceCrop
 from streamguard.faces import BlazeFaceDetector, FaceStage
 from streamguard.ingest.file import probe, read_frames
 from streamguard.runtime import Detector
@@ -34,7 +34,7 @@ class ScanResult:
         probs = [p for t in self.tracks for p in t.probs]
         if not probs:
             return {"faces": False}
-        verdict = max((t.highest_level for t in self.tracks), key=lambda level: list(Level).index(level))
+        verdict = max((t.highest_level for t in self.tracks), key=lambda level: level.rank)
         top = sorted(probs, reverse=True)[:TOP_K]
         return {"faces": True, "mean": statistics.fmean(probs), "top_k_mean": statistics.fmean(top), "verdict": verdict.value}
 

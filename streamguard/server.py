@@ -6,7 +6,7 @@ import asyncio
 import hmac
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 from aiohttp import WSMsgType, web
@@ -194,7 +194,7 @@ def create_app(service: Service) -> web.Application:
     app.router.add_get("/api/events", events)
     service.webrtc.add_routes(app)
 
-    async def lifecycle(app: web.Application):  # type: ignore[no-untyped-def]
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await service.start()
         yield
         await service.close()

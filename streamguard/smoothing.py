@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from streamguard.config import SmoothingSettings
 from streamguard.contracts import Level
 
-_ORDER = (Level.CLEAR, Level.SUSPICIOUS, Level.ALERT)
+_ORDER = tuple(Level)  # by severity
 
 
 class TrackSmoother:
@@ -42,10 +42,10 @@ class TrackSmoother:
         if self.frames < s.min_frames:
             return self.level
         raise_at = {Level.SUSPICIOUS: s.suspicious_on, Level.ALERT: s.alert_on}
-        current = _ORDER.index(self.level)
+        current = self.level.rank
         # Raise to the highest level whose threshold the score reaches ...
         for level in (Level.ALERT, Level.SUSPICIOUS):
-            if _ORDER.index(level) > current and score >= raise_at[level]:
+            if level.rank > current and score >= raise_at[level]:
                 return level
         # ... or lower while the score sits below the current level's threshold minus the hysteresis.
         while current > 0 and score < raise_at[_ORDER[current]] - s.hysteresis:
@@ -68,7 +68,7 @@ class TrackSummary:
         self.times_s.append(time_s)
         self.probs.append(prob)
         self.smoothed.append(smoothed)
-        if _ORDER.index(level) > _ORDER.index(self.highest_level):
+        if level.rank > self.highest_level.rank:
             self.highest_level = level
 
     @property
